@@ -190,6 +190,56 @@ def m004_listing_groups(db: Database) -> None:
     db["listing_groups"].create_index(["group_key"])
 
 
+@migrations()
+def m005_strategy_evals(db: Database) -> None:
+    # How well each strategy agreed with labels, so `auto` can pick the best one
+    # without re-running a slow model on every start.
+    db["strategy_evals"].create(
+        {
+            "id": int,
+            "strategy": str,
+            "model": str,
+            "profile_version": str,
+            "label_set": str,  # "dev" (shipped development set) | "person" (calibration + overrides)
+            "n": int,
+            "spearman": float,
+            "mae": float,
+            "top10": int,
+            "band_agreement": float,
+            "valid_rate": float,
+            "grounded_rate": float,
+            "median_s": float,
+            "created_at": str,
+        },
+        pk="id",
+    )
+    db["strategy_evals"].create_index(["label_set", "strategy", "id"])
+
+
+@migrations()
+def m006_escalations(db: Database) -> None:
+    # Listings the local model was unsure about, waiting for (or done by) Claude.
+    db["escalations"].create(
+        {
+            "id": int,
+            "listing_id": int,
+            "reasons": str,  # JSON list: band | ungrounded | disagreement | spread | manual
+            "local_score_id": int,
+            "status": str,  # queued | running | done | failed | paused
+            "attempts": int,
+            "error": str,
+            "claude_score_id": int,
+            "created_at": str,
+            "updated_at": str,
+        },
+        pk="id",
+        foreign_keys=[("listing_id", "listings", "id")],
+        defaults={"status": "queued", "attempts": 0},
+    )
+    db["escalations"].create_index(["status", "id"])
+    db["escalations"].create_index(["listing_id"])
+
+
 _COMPANY_SUFFIX_RE = re.compile(r"\b(inc|llc|ltd|limited|gmbh|ag|bv|b\.v|sa|sas|plc|corp|corporation|co)\b\.?", re.I)
 _PAREN_RE = re.compile(r"\([^)]*\)|\[[^\]]*\]")
 _NON_WORD_RE = re.compile(r"[^\w]+")
