@@ -50,9 +50,9 @@ def _fill_missing(item: dict) -> dict:
     parsed = parse_first_line(item.get("description") or "")
     return {
         **item,
-        "title": item.get("title") or parsed.get("title") or "",
-        "company": item.get("company") or parsed.get("company") or "",
-        "location": item.get("location") if item.get("location") is not None else (parsed.get("location") or ""),
+        "title": item.get("title") or parsed.title,
+        "company": item.get("company") or parsed.company,
+        "location": item.get("location") if item.get("location") is not None else parsed.location,
     }
 
 
