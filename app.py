@@ -31,18 +31,44 @@ def create_app(test_config: dict | None = None) -> Flask:
     if "JOBSIFT" not in app.config:
         app.config["JOBSIFT"] = config_mod.load(app.config["CONFIG_PATH"])
 
+    if not app.testing:
+        # Build the place-name index off the request path: the first ingest or
+        # classification would otherwise pay for it.
+        import threading
+
+        from scoring import geo
+
+        threading.Thread(target=geo.gazetteer, name="gazetteer-warmup", daemon=True).start()
+
     # Apply migrations once at start so requests never race to create tables.
     storage.connect(app.config["DATABASE"]).conn.close()
 
     app.teardown_appcontext(close_db)
 
+    import security
+
+    security.init_app(app)
+
     import views
 
     app.register_blueprint(views.bp)
 
+    import fetch_views
+
+    fetch_views.init_app(app)
+
+    import claude_views
+
+    claude_views.init_app(app)
+
     import cli
 
     cli.init_app(app)
+
+    import scheduler
+
+    # Starts only when asked (make run sets JOBSIFT_SCHEDULER=1), once per process.
+    scheduler.init_app(app)
     return app
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 from flask import Flask, current_app
+from flask.cli import with_appcontext
 
 import config as config_mod
 import ingest as ingest_mod
@@ -19,8 +20,21 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(classify_location)
     app.cli.add_command(reflag)
 
+    import fetch_cli
+
+    fetch_cli.init_app(app)
+
+    import scoring_cli
+
+    scoring_cli.init_app(app)
+
+    import claude_cli
+
+    claude_cli.init_app(app)
+
 
 @click.command("import-payload")
+@with_appcontext
 @click.argument("source")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def import_payload(source: str, file: Path) -> None:
@@ -37,6 +51,10 @@ def import_payload(source: str, file: Path) -> None:
     for reason in parsed.skipped:
         click.echo(f"skipped: {reason}", err=True)
     result = ingest_mod.ingest(get_db(), parsed.listings, jobsift_config())
+    from scoring import service
+
+    # Instant rules scores, so the new listings show a number with its reasoning at once.
+    service.score_unscored(get_db(), service.active_profile(current_app.instance_path, dict(jobsift_config().scoring)))
     click.echo(
         f"{source}: {len(parsed.listings)} listings read, {len(result['new'])} new, "
         f"{len(result['updated'])} updated, {result['unchanged']} unchanged, {len(parsed.skipped)} skipped"
@@ -44,6 +62,7 @@ def import_payload(source: str, file: Path) -> None:
 
 
 @click.command("classify-location")
+@with_appcontext
 @click.argument("locations", nargs=-1, required=True)
 @click.option("--home", help="Home city (default: from instance config).")
 @click.option("--country", help="Home country, ISO code such as DE or NZ.")
@@ -73,6 +92,7 @@ def classify_location(locations, home, country, remote_regions, utc_offset) -> N
 
 
 @click.command("reflag")
+@with_appcontext
 @click.option("--all", "everything", is_flag=True, help="Recompute every listing, not only outdated ones.")
 def reflag(everything: bool) -> None:
     """Recompute location and focus flags after a settings change."""

@@ -49,7 +49,7 @@ class Focus:
         "nurse", "customer support", "customer success", "assistant", "designer",
         "copywriter", "legal", "finance", "hr ", "human resources", "office manager",
         "electrical engineer", "mechanical engineer", "civil engineer",
-        "business development", "virtual assistant", "driver", "warehouse",
+        "business development", "business developer", "virtual assistant", "driver", "warehouse",
     )
 
 

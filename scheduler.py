@@ -227,6 +227,11 @@ def _run_locked(app, sources, force: bool) -> None:
             db.conn.close()
         for outcome in outcomes:
             STATE.record(outcome)
+        if app.config.get("SCORE_AFTER_FETCH", True):
+            # New listings get their rules score at once and the model's in the background.
+            from scoring import service
+
+            service.start_background(app)
     except Exception as exc:
         log.exception("fetch run failed")
         error = f"{type(exc).__name__}: {exc}"

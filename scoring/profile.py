@@ -23,20 +23,20 @@ FOCUS_LABELS = ("focus:priority", "focus:tech", "focus:non-tech")
 # How much each location and focus label moves a score before any fit to labels:
 # an impossible location or a non-engineering role sinks a listing whatever it says.
 DEFAULT_LOCATION_WEIGHTS = {
-    "loc:home": 15, "loc:remote": 15, "loc:unknown": 0, "loc:country-other": -10,
-    "loc:remote-restricted": -40, "loc:overseas-onsite": -40,
+    "loc:home": 15.0, "loc:remote": 15.0, "loc:unknown": 0.0, "loc:country-other": -10.0,
+    "loc:remote-restricted": -40.0, "loc:overseas-onsite": -40.0,
 }
-DEFAULT_FOCUS_WEIGHTS = {"focus:priority": 10, "focus:tech": 0, "focus:non-tech": -40}
+DEFAULT_FOCUS_WEIGHTS = {"focus:priority": 10.0, "focus:tech": 0.0, "focus:non-tech": -40.0}
 # For the `facts` strategy: how much each extracted role family and seniority moves
 # a score. Neutral for engineering families, strongly negative for the rest; a
 # profile states its own.
 DEFAULT_FAMILY_WEIGHTS = {
-    "backend": 0, "ml_ai": 0, "data": 0, "platform_devops": 0, "fullstack": 0, "frontend": 0, "mobile": 0,
-    "qa": 0, "security": 0, "research": -10, "management": -10, "sales_marketing": -40, "support": -40,
-    "design": -40, "other_nontech": -40,
+    "backend": 0.0, "ml_ai": 0.0, "data": 0.0, "platform_devops": 0.0, "fullstack": 0.0, "frontend": 0.0, "mobile": 0.0,
+    "qa": 0.0, "security": 0.0, "research": -10.0, "management": -10.0, "sales_marketing": -40.0, "support": -40.0,
+    "design": -40.0, "other_nontech": -40.0,
 }
 DEFAULT_SENIORITY_WEIGHTS = {
-    "intern": 0, "junior": 0, "mid": 0, "senior": 0, "staff_principal": 0, "lead_manager": 0, "unspecified": 0,
+    "intern": 0.0, "junior": 0.0, "mid": 0.0, "senior": 0.0, "staff_principal": 0.0, "lead_manager": 0.0, "unspecified": 0.0,
 }
 
 

@@ -189,8 +189,12 @@ def build_strategy(name: str, prof: profile_mod.Profile, engine=None) -> Strateg
 
 def run(db: storage.Database, prof: profile_mod.Profile, strategy_name: str, engine_factory=None,
         limit: int | None = None, stop: threading.Event | None = None, progress=None,
-        state: QueueState = STATE) -> dict:
-    """Score pending listings with the strategy; engine failures fall back to rules and are retried later."""
+        state: QueueState = STATE, claude_settings=None) -> dict:
+    """Score pending listings with the strategy; engine failures fall back to rules and are retried later.
+
+    With `claude_settings` in hybrid mode, each local score is checked against the
+    escalation triggers and unsure listings are queued for Claude.
+    """
     if not _RUN_LOCK.acquire(blocking=False):
         return {"started": False, "reason": "scoring is already running"}
     try:
@@ -249,6 +253,12 @@ def run(db: storage.Database, prof: profile_mod.Profile, strategy_name: str, eng
                     result.detail["fallback"] = state.last_error or engine_error or "engine unavailable"
             # Never hold a write transaction across the model call: save() opens its own.
             save(db, lid, result, prof)
+            if claude_settings is not None:
+                # Imported here: escalation imports this module.
+                from scoring import escalation
+
+                others = [rules.score(v)] if result.strategy != "rules" else []
+                escalation.after_local_score(db, lid, result, others, claude_settings)
             with state.lock:
                 state.done = i + 1
             if progress:

@@ -69,13 +69,13 @@ def parse_json(text: str, model: type[BaseModel]) -> BaseModel:
     """Validate a model's JSON answer; tolerate prose around a single object."""
     text = (text or "").strip()
     try:
-        data = json.loads(text)
+        data = json.loads(text, strict=False)
     except json.JSONDecodeError:
         m = _JSON_OBJ_RE.search(text)
         if not m:
             raise OutputError(f"not JSON: {text[:80]!r}") from None
         try:
-            data = json.loads(m.group(0))
+            data = json.loads(m.group(0), strict=False)
         except json.JSONDecodeError as exc:
             raise OutputError(f"not JSON: {exc}") from None
     try:

@@ -488,3 +488,20 @@ def positive_int(value: Any, default: int) -> int:
 def as_list(value: Any) -> list:
     """`value` when it is a list, else an empty list (a field that should be a list but is not)."""
     return value if isinstance(value, list) else []
+
+
+_REMOTE_WORD_RE = re.compile(r"remote|anywhere|worldwide|world\s*wide|global|home.based|work from home", re.I)
+
+
+def remote_board_location(location: str) -> str:
+    """Location of a listing on a remote-only board: what it names is where candidates may live.
+
+    'Brazil' on such a board means 'remote, for candidates in Brazil', not an office
+    in Brazil, so the location flag should read it as a remote restriction.
+    """
+    location = (location or "").strip()
+    if not location:
+        return "Remote"
+    if _REMOTE_WORD_RE.search(location):
+        return location
+    return f"Remote ({location})"

@@ -9,6 +9,7 @@ import httpx
 from scraper.base import FetchResult, Listing, ParseResult, Source
 from scraper.http import fetch_one
 from scraper.normalize import (
+    remote_board_location,
     clean_text,
     description_html,
     iso_utc,
@@ -43,7 +44,7 @@ class Remotive(Source):
             source_id=require_id(item, "id"),
             title=require_text(item, "title"),
             company=clean_text(item.get("company_name")),
-            location=clean_text(item.get("candidate_required_location")),
+            location=remote_board_location(clean_text(item.get("candidate_required_location"))),
             url=clean_text(item.get("url")),
             # The trailing tracking <img> stays: the dashboard's sanitizer drops images.
             description_html=description_html(item.get("description")),

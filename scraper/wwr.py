@@ -12,6 +12,7 @@ import httpx
 from scraper.base import FetchResult, Listing, ParseResult, PayloadError, Source
 from scraper.http import get, parse_page, validators_for
 from scraper.normalize import (
+    remote_board_location,
     as_list,
     clean_text,
     description_html,
@@ -71,11 +72,9 @@ class WeWorkRemotely(Source):
         company, _, role = heading.partition(": ")
         if not role:
             company, role = "", heading
-        # `region` is the hiring restriction; the newer `state`/`country` hold the
-        # company's headquarters, so they only stand in when no region is given.
-        location = clean_text(entry.get("region")) or ", ".join(
-            p for p in (clean_text(entry.get("state")), clean_text(entry.get("country"))) if p
-        )
+        # `region` is the hiring restriction on this remote-only board; the newer
+        # `state`/`country` hold the company's headquarters, not a job location.
+        location = remote_board_location(clean_text(entry.get("region")))
         categories = [t.get("term") for t in as_list(entry.get("tags")) if isinstance(t, dict)]
         return Listing(
             source=self.name,

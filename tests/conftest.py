@@ -10,6 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+pytest_plugins = ["engine"]
 
 import config as config_mod  # noqa: E402
 import db as storage  # noqa: E402

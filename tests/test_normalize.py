@@ -206,3 +206,12 @@ def test_parse_items_skips_bad_items_with_reasons_and_keeps_the_rest():
         "demo item 3: missing id",
         "demo item 4: unreadable (RuntimeError: boom)",
     ]
+
+
+def test_remote_board_location_reads_places_as_restrictions():
+    from scraper.normalize import remote_board_location
+
+    assert remote_board_location("") == "Remote"
+    assert remote_board_location("Brazil") == "Remote (Brazil)"
+    assert remote_board_location("Worldwide") == "Worldwide"
+    assert remote_board_location("Remote - Europe") == "Remote - Europe"

@@ -37,7 +37,8 @@ def test_field_mapping(parsed):
     job = by_id(parsed, "2090903")
     assert job.title == "Data Labeling Specialists"
     assert job.company == "Workada"
-    assert job.location == "USA"
+    # A remote-only board: the place named is where candidates may live.
+    assert job.location == "Remote (USA)"
     assert job.posted_at == "2026-07-26T20:49:11+00:00"
     assert job.url == "https://remotive.com/remote-jobs/data/data-labeling-specialists-2090903"
     assert job.salary == "$18 - $22/hr"
@@ -45,7 +46,7 @@ def test_field_mapping(parsed):
     assert job.raw["job_type"] == "freelance"
 
     clipster = by_id(parsed, "2091062")
-    assert clipster.location == "Europe, UK, Germany, France, European timezones"
+    assert clipster.location == "Remote (Europe, UK, Germany, France, European timezones)"
     assert clipster.salary == ""
 
 

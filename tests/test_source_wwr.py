@@ -58,7 +58,7 @@ def test_only_the_first_colon_splits(new_feed):
     assert proxify.company == "Proxify AB"
     assert proxify.title == "Senior Front-end Developer: Long-term job - 100% Remote"
     madeo = by_id(old, "https://weworkremotely.com/remote-jobs/madeo-web-developer-drupal-or-wordpress")
-    assert (madeo.company, madeo.title, madeo.location) == ("Madeo", "Web Developer (Drupal or Wordpress)", "USA Only")
+    assert (madeo.company, madeo.title, madeo.location) == ("Madeo", "Web Developer (Drupal or Wordpress)", "Remote (USA Only)")
     assert madeo.posted_at == "2022-10-13T18:10:18+00:00"
 
 
