@@ -240,6 +240,36 @@ def m006_escalations(db: Database) -> None:
     db["escalations"].create_index(["listing_id"])
 
 
+@migrations()
+def m007_model_benchmarks(db: Database) -> None:
+    # Local model x strategy measured on the person's labels: quality and speed,
+    # so `local_model = "auto"` can use the best one.
+    db["model_benchmarks"].create(
+        {
+            "id": int,
+            "run_id": str,
+            "provider": str,
+            "model": str,  # model name as shown
+            "model_ref": str,  # GGUF path or server URL + model id: what make_engine needs
+            "strategy": str,
+            "label_source": str,  # claude | human | dev
+            "n": int,
+            "mae": float,
+            "spearman": float,
+            "band_agreement": float,
+            "valid_rate": float,
+            "grounded_rate": float,
+            "median_s": float,
+            "prompt_tps": float,
+            "gen_tps": float,
+            "rank_score": float,
+            "created_at": str,
+        },
+        pk="id",
+    )
+    db["model_benchmarks"].create_index(["run_id"])
+
+
 _COMPANY_SUFFIX_RE = re.compile(r"\b(inc|llc|ltd|limited|gmbh|ag|bv|b\.v|sa|sas|plc|corp|corporation|co)\b\.?", re.I)
 _PAREN_RE = re.compile(r"\([^)]*\)|\[[^\]]*\]")
 _NON_WORD_RE = re.compile(r"[^\w]+")
