@@ -80,8 +80,9 @@ def fewshot_schema(digit_scale: bool = False) -> dict:
         "type": "object",
         "properties": {
             "score": score,
-            "reasoning": {"type": "string", "maxLength": 200},
-            "evidence": {"type": "string", "maxLength": 160},
+            # Bounded strings keep a rambling model's answer short and its JSON complete.
+            "reasoning": {"type": "string", "maxLength": 150},
+            "evidence": {"type": "string", "maxLength": 100},
         },
         "required": ["score", "reasoning", "evidence"],
     }

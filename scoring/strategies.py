@@ -150,7 +150,8 @@ class RulesStrategy(Strategy):
 
 class _ModelStrategy(Strategy):
     uses_model = True
-    max_tokens: ClassVar[int] = 120
+    # Enough for the longest answer the schema allows (bounded strings), so JSON is never cut off.
+    max_tokens: ClassVar[int] = 200
 
     def __init__(self, profile: Profile, engine) -> None:
         super().__init__(profile)
@@ -160,9 +161,10 @@ class _ModelStrategy(Strategy):
         """Ask once, retry once on unusable output; returns (answer, completion, tokens used)."""
         used = [0, 0, 0]
         last_error = None
-        for _attempt in range(2):
+        for attempt in range(2):
+            # The retry samples a little: at temperature 0 it would repeat the same answer.
             c = self.engine.complete(messages, json_schema=schema, max_tokens=self.max_tokens,
-                                     temperature=0.0, top_logprobs=top_logprobs)
+                                     temperature=0.0 if attempt == 0 else 0.4, top_logprobs=top_logprobs)
             used[0] += c.prompt_tokens
             used[1] += c.completion_tokens
             used[2] += c.latency_ms
@@ -236,7 +238,7 @@ class FactsStrategy(_ModelStrategy):
     """The local model extracts facts; the score is computed from them, the flags and the profile's weights."""
 
     name = "facts"
-    max_tokens = 160
+    max_tokens = 360
 
     def score(self, v: dict) -> ScoreResult:
         """Extract role family, seniority, work mode, regions and stack; score them with the profile."""
