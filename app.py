@@ -57,6 +57,10 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     fetch_views.init_app(app)
 
+    import scoring_views
+
+    scoring_views.init_app(app)
+
     import claude_views
 
     claude_views.init_app(app)

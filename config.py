@@ -156,9 +156,30 @@ ashby_orgs = []
 stale_after_days = 14
 
 [scoring]
-# strategy = "auto"      # auto | rules | fewshot | facts
-# mode = "hybrid"
-# local_provider = "llamacpp"
+# Which strategy scores listings: "auto" uses the one that agrees best with labels
+# (yours once you have 15+, else the shipped development set).
+# strategy = "auto"          # auto | rules | fewshot | facts
+# profile = "example"        # a file in instance/scoring_profiles/ (default: the newest)
+#
+# The local model. With nothing set, a tiny demo model is used (not a real judge).
+# local_provider = "llamacpp"            # in-process llama.cpp, or "openai" for a server
+# model_path = "/path/to/model.gguf"     # for llamacpp
+# base_url = "http://localhost:8080/v1"  # for openai: llama.cpp server, Ollama (/v1), vLLM, LM Studio
+# model = "qwen2.5-coder:1.5b"           # for openai; default: the server's first model
+#
+# Claude (needs ANTHROPIC_API_KEY in the environment or in .env next to app.py).
+# mode = "hybrid"                        # local | hybrid: Claude re-scores what the local model is unsure of
+# uncertainty_band = [65, 85]
+# claude_model = "claude-haiku-4-5"
+# claude_rescore_model = "claude-sonnet-4-6"
+# claude_timeout_s = 60
+# monthly_budget_usd = 5.0
+#
+# [scoring.prices."claude-haiku-4-5"]    # $ per million tokens
+# input = 1.0
+# output = 5.0
+# cache_write = 1.25
+# cache_read = 0.10
 """
 
 

@@ -75,3 +75,32 @@ def init_app(app) -> None:
     """Register the `sanitize` filter and the `safe_url` template global on the app."""
     app.jinja_env.filters["sanitize"] = sanitize
     app.jinja_env.globals["safe_url"] = safe_url
+    app.jinja_env.filters["highlight"] = highlight
+
+
+_TAG_SPLIT_RE = re.compile(r"(<[^>]*>)")
+
+
+def highlight(cleaned: Markup | str, quotes) -> Markup:
+    """Wrap each evidence quote's first occurrence in <mark>, in text outside tags only.
+
+    `cleaned` must already be sanitized HTML; quotes are untrusted and escaped here.
+    A quote that spans markup is left unmarked rather than risk breaking the HTML.
+    """
+    out = str(cleaned)
+    for quote in quotes or []:
+        q = (quote or "").strip().strip("…").strip()
+        if len(q) < 3:
+            continue
+        # Text in cleaned HTML escapes &, < and > only, so escape the quote the same way.
+        needle = re.compile(r"\s+".join(re.escape(w) for w in html.escape(q, quote=False).split()), re.I)
+        parts = _TAG_SPLIT_RE.split(out)
+        for i, part in enumerate(parts):
+            if part.startswith("<"):
+                continue
+            new, n = needle.subn(lambda m: f"<mark>{m.group(0)}</mark>", part, count=1)
+            if n:
+                parts[i] = new
+                break
+        out = "".join(parts)
+    return Markup(out)

@@ -39,12 +39,30 @@ def score_unscored(db: storage.Database, prof: profile_mod.Profile) -> int:
     return queue.score_with_rules(db, ids, prof) if ids else 0
 
 
+def ensure_rules_evaluation(db: storage.Database, prof: profile_mod.Profile) -> dict | None:
+    """Measure the rules strategy on the development set for this profile version if nobody has yet (instant)."""
+    have = db.conn.execute(
+        "SELECT 1 FROM strategy_evals WHERE strategy = 'rules' AND profile_version = ? AND label_set = 'dev'",
+        [prof.version],
+    ).fetchone()
+    if have:
+        return None
+    import config as config_mod
+    from scoring import evaluate as ev
+    from scoring.strategies import RulesStrategy
+
+    e = ev.evaluate(RulesStrategy(prof), ev.dev_set(), config_mod.Config(person=ev.DEV_PERSON))
+    queue.record_evaluation(db, e.summary, "rules", e.model, prof.version, "dev")
+    return e.summary
+
+
 def run(db_path: str, instance_path: str, settings: dict, limit: int | None = None, progress=None,
         env_file: str | None = None) -> dict:
     """One scoring pass: rules for the unscored, then the active strategy, then Claude for the unsure (hybrid)."""
     db = storage.connect(db_path, migrate_now=False)
     try:
         prof = active_profile(instance_path, settings)
+        ensure_rules_evaluation(db, prof)
         n_rules = score_unscored(db, prof)
         name, evaluation = queue.active_strategy(db, settings.get("strategy", "auto"), prof)
         claude_settings = None

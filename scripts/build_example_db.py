@@ -60,6 +60,10 @@ def build(out: Path) -> dict:
     ids = [r[0] for r in db.conn.execute("SELECT id FROM listings")]
     prof = profile_mod.load(profile_mod.BUNDLED / "example.json")
     queue.score_with_rules(db, ids, prof)
+    # So the dashboard shows how well the rules agree with labels from the start.
+    from scoring import service
+
+    service.ensure_rules_evaluation(db, prof)
     # One self-contained file: fold the WAL back in before copying.
     db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.conn.execute("PRAGMA journal_mode=DELETE")
