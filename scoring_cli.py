@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
@@ -26,7 +28,7 @@ def score_command(limit: int | None) -> None:
     def progress(i, n, result):
         nonlocal bar
         if bar is None:
-            bar = click.progressbar(length=n, label="scoring", file=click.get_text_stream("stderr"))
+            bar = click.progressbar(length=n, label="scoring", file=sys.stderr)
             bar.__enter__()
         bar.update(1)
 
@@ -57,7 +59,7 @@ def score_command(limit: int | None) -> None:
 @click.option("--limit", type=int, help="Use only the first N labeled listings (model strategies are slow).")
 @with_appcontext
 def evaluate_command(strategies, limit) -> None:
-    """Measure strategies against labels and record the result, so `auto` can choose."""
+    """Measure strategies on the shipped development set and record the result, so `auto` can choose."""
     import config as config_mod
     from app import get_db
     from scoring import evaluate as ev
@@ -65,7 +67,8 @@ def evaluate_command(strategies, limit) -> None:
 
     cfg = current_app.config["JOBSIFT"]
     settings = dict(cfg.scoring)
-    prof = service.active_profile(current_app.instance_path, settings)
+    # The development labels were written for the bundled example CV: measure with its profile.
+    prof = service.dev_profile()
     labeled = ev.dev_set()
     if limit:
         labeled = labeled[:limit]
@@ -76,7 +79,7 @@ def evaluate_command(strategies, limit) -> None:
         if name != "rules" and engine is None:
             engine = service.engine_factory(settings)()
         strategy = queue.build_strategy(name, prof, engine)
-        with click.progressbar(length=len(labeled), label=name, file=click.get_text_stream("stderr")) as bar:
+        with click.progressbar(length=len(labeled), label=name, file=sys.stderr) as bar:
             e = ev.evaluate(strategy, labeled, eval_cfg, progress=lambda i, n: bar.update(1))
         queue.record_evaluation(get_db(), e.summary, name, e.model, prof.version, "dev")
         s = e.summary

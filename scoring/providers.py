@@ -17,6 +17,7 @@ body, model that will not load) is an `EngineError` with a message a person can 
 from __future__ import annotations
 
 import abc
+import atexit
 import functools
 import importlib.metadata
 import importlib.util
@@ -135,6 +136,21 @@ class _LoadedModel:
 # hundreds of MB, and a long-lived object is what keeps the prompt prefix in the KV cache.
 _MODELS: dict[tuple[str, int], _LoadedModel] = {}
 _MODELS_LOCK = threading.Lock()
+
+
+def _close_models() -> None:
+    # Free models while the interpreter is intact: llama-cpp-python's own __del__
+    # at shutdown runs after its C bindings are gone and prints a TypeError.
+    with _MODELS_LOCK:
+        for loaded in _MODELS.values():
+            try:
+                loaded.llama.close()
+            except Exception:
+                pass
+        _MODELS.clear()
+
+
+atexit.register(_close_models)
 
 
 def _longest_common_prefix(a, b) -> int:

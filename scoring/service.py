@@ -39,8 +39,18 @@ def score_unscored(db: storage.Database, prof: profile_mod.Profile) -> int:
     return queue.score_with_rules(db, ids, prof) if ids else 0
 
 
-def ensure_rules_evaluation(db: storage.Database, prof: profile_mod.Profile) -> dict | None:
-    """Measure the rules strategy on the development set for this profile version if nobody has yet (instant)."""
+def dev_profile() -> profile_mod.Profile:
+    """The profile the development set's labels were written for (the bundled example CV)."""
+    return profile_mod.load(profile_mod.BUNDLED / "example.json")
+
+
+def ensure_rules_evaluation(db: storage.Database) -> dict | None:
+    """Measure the rules strategy on the development set once (instant), so agreement shows from the start.
+
+    The development labels belong to the bundled example CV, so they measure a strategy
+    with that profile; the person's own labels measure it with theirs.
+    """
+    prof = dev_profile()
     have = db.conn.execute(
         "SELECT 1 FROM strategy_evals WHERE strategy = 'rules' AND profile_version = ? AND label_set = 'dev'",
         [prof.version],
@@ -62,7 +72,7 @@ def run(db_path: str, instance_path: str, settings: dict, limit: int | None = No
     db = storage.connect(db_path, migrate_now=False)
     try:
         prof = active_profile(instance_path, settings)
-        ensure_rules_evaluation(db, prof)
+        ensure_rules_evaluation(db)
         n_rules = score_unscored(db, prof)
         name, evaluation = queue.active_strategy(db, settings.get("strategy", "auto"), prof)
         claude_settings = None

@@ -63,7 +63,7 @@ def build(out: Path) -> dict:
     # So the dashboard shows how well the rules agree with labels from the start.
     from scoring import service
 
-    service.ensure_rules_evaluation(db, prof)
+    service.ensure_rules_evaluation(db)
     # One self-contained file: fold the WAL back in before copying.
     db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.conn.execute("PRAGMA journal_mode=DELETE")

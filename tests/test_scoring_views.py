@@ -28,15 +28,14 @@ def listings(db):
 
 
 def test_page_names_strategy_and_its_measured_agreement(client, db, listings):
-    prof = load(BUNDLED / "example.json")
     assert "not measured yet" in client.get("/").get_data(as_text=True)
-    summary = service.ensure_rules_evaluation(db, prof)
+    summary = service.ensure_rules_evaluation(db)
     assert summary["n"] == 57 and summary["spearman"] > 0.7
     html = client.get("/").get_data(as_text=True)
     assert "Scoring: <strong>rules</strong>" in html
     assert f"rank agreement {summary['spearman']:.2f} on 57" in html
     # Measured once per profile version.
-    assert service.ensure_rules_evaluation(db, prof) is None
+    assert service.ensure_rules_evaluation(db) is None
 
 
 def test_score_now_scores_in_the_background_and_reports_progress(app, client, db, listings):
