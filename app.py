@@ -61,6 +61,10 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     scoring_views.init_app(app)
 
+    import learning_views
+
+    learning_views.init_app(app)
+
     import claude_views
 
     claude_views.init_app(app)

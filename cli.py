@@ -32,6 +32,10 @@ def init_app(app: Flask) -> None:
 
     claude_cli.init_app(app)
 
+    import learning_cli
+
+    learning_cli.init_app(app)
+
 
 @click.command("import-payload")
 @with_appcontext

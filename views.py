@@ -7,6 +7,7 @@ POSTs that answer with the updated row and detail, or a redirect without htmx.
 
 from __future__ import annotations
 
+import logging
 import re
 from urllib.parse import parse_qsl, urlsplit
 
@@ -173,6 +174,7 @@ def set_score(listing_id: int):
     reason = search.one_line(request.form.get("override_reason"))
     if not raw:
         search.set_group_verdict(db, listing_id, override_score=None, override_reason=None)
+        _learn("score", listing_id, None, None)
         return _respond(db, listing_id)
     errors = {}
     if not _SCORE_RE.fullmatch(raw) or int(raw) > 100:
@@ -184,6 +186,7 @@ def set_score(listing_id: int):
     if errors:
         return _respond(db, listing_id, errors, 422)
     search.set_group_verdict(db, listing_id, override_score=int(raw), override_reason=reason)
+    _learn("score", listing_id, int(raw), reason)
     return _respond(db, listing_id)
 
 
@@ -207,7 +210,18 @@ def set_flag(listing_id: int):
         search.set_flag_override(db, listing_id, kind, label, reason)
     else:
         search.clear_flag_override(db, listing_id, kind)
+    _learn("flag", listing_id)
     return _respond(db, listing_id)
+
+
+def _learn(kind: str, listing_id: int, *args) -> None:
+    """Let the scorer learn from an override already saved; a failure here is logged, the override stays."""
+    try:
+        import learning_views
+
+        learning_views.after_override(kind, listing_id, *args)
+    except Exception:  # noqa: BLE001 - the person's override is saved whatever learning does
+        logging.getLogger(__name__).exception("learning from the %s override of listing %s failed", kind, listing_id)
 
 
 def _next_url() -> str:

@@ -177,19 +177,21 @@ def record_evaluation(db: storage.Database, summary: dict, strategy: str, model:
         )
 
 
-def build_strategy(name: str, prof: profile_mod.Profile, engine=None) -> Strategy:
+def build_strategy(name: str, prof: profile_mod.Profile, engine=None, example_cap: int = 8) -> Strategy:
     """An instance of a named strategy, with the engine when it uses a model."""
     cls = STRATEGIES[name]
     if cls.uses_model:
         if engine is None:
             raise ValueError(f"strategy {name!r} needs a local model engine")
+        if name == "fewshot":
+            return cls(prof, engine, example_cap=example_cap)
         return cls(prof, engine)
     return cls(prof)
 
 
 def run(db: storage.Database, prof: profile_mod.Profile, strategy_name: str, engine_factory=None,
         limit: int | None = None, stop: threading.Event | None = None, progress=None,
-        state: QueueState = STATE, claude_settings=None) -> dict:
+        state: QueueState = STATE, claude_settings=None, example_cap: int = 8) -> dict:
     """Score pending listings with the strategy; engine failures fall back to rules and are retried later.
 
     With `claude_settings` in hybrid mode, each local score is checked against the
@@ -204,7 +206,8 @@ def run(db: storage.Database, prof: profile_mod.Profile, strategy_name: str, eng
         engine_error = ""
         if STRATEGIES[strategy_name].uses_model:
             try:
-                strategy = build_strategy(strategy_name, prof, engine_factory() if engine_factory else None)
+                strategy = build_strategy(strategy_name, prof, engine_factory() if engine_factory else None,
+                                          example_cap)
             except Exception as exc:  # model file missing, bad settings: say so, use rules
                 engine_error = f"engine unavailable: {exc}"
                 log.warning("scoring: %s", engine_error)

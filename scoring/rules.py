@@ -140,7 +140,8 @@ def fit(profile: Profile, labeled: list[tuple[ListingFacts, int]], strength: flo
     names = _feature_names(profile)
     prior = prior_coef(profile)
     p = np.array([prior.get(n, 0.0) for n in names])
-    X = np.array([[features(profile, f)[0][n] for n in names] for f, _ in labeled])
+    rows = [features(profile, f)[0] for f, _ in labeled]
+    X = np.array([[r[n] for n in names] for r in rows])
     y = np.array([float(label) for _, label in labeled])
     # Solve with the prior subtracted so the penalty is |b'|^2 around zero.
     r = y - BASE_SCORE - X @ p

@@ -71,6 +71,10 @@ def run(db_path: str, instance_path: str, settings: dict, limit: int | None = No
     """One scoring pass: rules for the unscored, then the active strategy, then Claude for the unsure (hybrid)."""
     db = storage.connect(db_path, migrate_now=False)
     try:
+        from scoring import learning, modelbench
+
+        # `local_model = "auto"`: the best-ranked model of the last bench-models run.
+        settings = modelbench.best_model_settings(db, settings)
         prof = active_profile(instance_path, settings)
         ensure_rules_evaluation(db)
         n_rules = score_unscored(db, prof)
@@ -81,7 +85,8 @@ def run(db_path: str, instance_path: str, settings: dict, limit: int | None = No
 
             claude_settings = settings_from(settings)
         result = queue.run(db, prof, name, engine_factory(settings), limit=limit, progress=progress,
-                           claude_settings=claude_settings)
+                           claude_settings=claude_settings,
+                           example_cap=learning.settings_from(settings).example_cap)
         result.update({"rules_first": n_rules, "strategy": name, "evaluation": evaluation})
     finally:
         db.conn.close()

@@ -36,6 +36,8 @@ def app(tmp_path, jobsift_config):
             "SECRET_KEY": "test",
         }
     )
+    # Never the real instance/ folder: profiles and backups written by tests stay in tmp.
+    app.instance_path = str(tmp_path / "instance")
     app.jinja_env.undefined = __import__("jinja2").StrictUndefined
     yield app
 
