@@ -36,6 +36,10 @@ def init_app(app: Flask) -> None:
 
     learning_cli.init_app(app)
 
+    import backup_cli
+
+    backup_cli.init_app(app)
+
 
 @click.command("import-payload")
 @with_appcontext

@@ -155,6 +155,10 @@ ashby_orgs = []
 # A listing not seen for this many days is marked stale (never deleted).
 stale_after_days = 14
 
+[backup]
+# Backups to keep in instance/backups (flask --app app backup; one a day while the app runs).
+keep = 7
+
 [scoring]
 # Which strategy scores listings: "auto" uses the one that agrees best with labels
 # (yours once you have 15+, else the shipped development set).

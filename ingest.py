@@ -18,17 +18,20 @@ def ingest(db: storage.Database, listings: Iterable, config, seen_at: str | None
     listings = list(listings)
     version = config.flags_version()
     with storage.write(db):
-        result = storage.upsert_listings(db, listings, seen_at=seen_at)
-        by_key = {(item.source, str(item.source_id)): item for item in listings}
-        changed = result["new"] + result["updated"]
-        if changed:
-            marks = ",".join("?" * len(changed))
-            rows = db.conn.execute(
-                f"SELECT id, source, source_id FROM listings WHERE id IN ({marks})", changed
-            ).fetchall()
-            for lid, source, source_id in rows:
-                item = by_key[(source, source_id)]
-                storage.save_flags(db, lid, flags_mod.compute_flags(item, config), version)
+        # Listings and their flags are one batch: the dashboard's facets of the new
+        # and changed listings are computed once, when both are stored.
+        with storage.facets_batch(db):
+            result = storage.upsert_listings(db, listings, seen_at=seen_at)
+            by_key = {(item.source, str(item.source_id)): item for item in listings}
+            changed = result["new"] + result["updated"]
+            flagged = []
+            for start in range(0, len(changed), 500):
+                part = changed[start:start + 500]
+                marks = ",".join("?" * len(part))
+                rows = db.conn.execute(f"SELECT id, source, source_id FROM listings WHERE id IN ({marks})", part)
+                flagged += [(lid, flags_mod.compute_flags(by_key[(source, source_id)], config))
+                            for lid, source, source_id in rows]
+            storage.save_flags_many(db, flagged, version)
         if extra is not None:
             extra(db)
     return result
@@ -46,8 +49,10 @@ def recompute_flags(db: storage.Database, config, only_outdated: bool = True) ->
         rows = db.conn.execute(sql, [version]).fetchall()
     else:
         rows = db.conn.execute(sql).fetchall()
-    with storage.write(db):
+    with storage.facets_batch(db):
+        flagged = []
         for lid, title, company, location, description_html in rows:
             item = SimpleNamespace(title=title, company=company, location=location, description_html=description_html)
-            storage.save_flags(db, lid, flags_mod.compute_flags(item, config), version)
+            flagged.append((lid, flags_mod.compute_flags(item, config)))
+        storage.save_flags_many(db, flagged, version)
     return len(rows)

@@ -27,7 +27,8 @@ _DROPPED_WITH_CONTENT = frozenset(
 CLEANER = nh3.Cleaner(
     tags=set(ALLOWED_TAGS),
     clean_content_tags=set(_DROPPED_WITH_CONTENT),
-    attributes={"a": {"href"}},
+    # "*" empty: nh3 otherwise keeps its default generic attributes (title, lang) on every tag.
+    attributes={"a": {"href"}, "*": set()},
     url_schemes=set(ALLOWED_URL_SCHEMES),
     # A relative link in a board's description would point into jobsift itself.
     url_relative="deny",

@@ -145,6 +145,9 @@ def start(app) -> bool:
             misfire_grace_time=MISFIRE_GRACE_S,
             next_run_time=datetime.now(timezone.utc) + timedelta(seconds=FIRST_RUN_DELAY_S),
         )
+        import backup
+
+        backup.schedule_backup(sched, app)
         sched.start()
         _scheduler = sched
         if not _atexit_registered:

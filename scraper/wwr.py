@@ -48,7 +48,11 @@ def _entries(payload: Any, source: str) -> list:
         raise PayloadError(f"{source}: expected RSS as bytes or text; got {type(payload).__name__}")
     # A file object, so feedparser never reads the payload as a URL or a file name;
     # sanitizing is the dashboard's job at render time.
-    feed = feedparser.parse(io.BytesIO(bytes(payload)), sanitize_html=False, resolve_relative_uris=False)
+    try:
+        feed = feedparser.parse(io.BytesIO(bytes(payload)), sanitize_html=False, resolve_relative_uris=False)
+    except (ValueError, LookupError) as exc:
+        # feedparser trusts the encoding an XML declaration names; a bogus one makes it raise.
+        raise PayloadError(f"{source}: payload is not a readable RSS feed ({type(exc).__name__}: {exc})") from exc
     if not feed.get("version") and not feed.entries:
         reason = feed.get("bozo_exception") or "no RSS or Atom element"
         raise PayloadError(f"{source}: payload is not an RSS feed ({reason})")
