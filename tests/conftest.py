@@ -40,6 +40,11 @@ def app(tmp_path, jobsift_config):
     app.instance_path = str(tmp_path / "instance")
     app.jinja_env.undefined = __import__("jinja2").StrictUndefined
     yield app
+    # A background scoring pass this test started must not outlive it (it holds the
+    # queue's run lock and this test's temporary database).
+    from scoring import service
+
+    service.wait_idle(180)
 
 
 @pytest.fixture
